@@ -107,8 +107,10 @@ def plot_tree(tree: BranchedTree, block_names: Sequence[str], path: Path, title:
             )
             ax.plot([b, b + 1], [y_parent, y], color="tab:blue", lw=1.5, zorder=1)
             ax.scatter([b + 1], [y], s=60 + 20 * len(cluster), c="tab:blue", zorder=2)
+    last = tree.partitions[-1]
     for t in range(len(tasks)):
-        ax.plot([tree.num_blocks, tree.num_blocks + 0.6], [order[t], order[t]], color="gray", lw=1)
+        y_copy = y_of(next(c for c in last if t in c))
+        ax.plot([tree.num_blocks, tree.num_blocks + 0.6], [y_copy, order[t]], color="gray", lw=1)
         ax.text(tree.num_blocks + 0.65, order[t], tasks[t], va="center", fontsize=9)
     ax.set_xticks(range(tree.num_blocks + 1), ["input", *block_names], fontsize=8)
     ax.set_yticks([])

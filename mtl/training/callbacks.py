@@ -94,9 +94,13 @@ class BranchSearchCallback(pl.Callback):
                 "the branch search needs a datamodule: call trainer.fit(module, datamodule=...)"
             )
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        encoder = module.make_encoder()
+        # Settings that can fail are checked before any training.
+        if self.fixed_tree is None:
+            block_resources, fixed_resources, limits = self.resolve_budgets(module, datamodule)
+            datamodule.rsa_dataloader(self.num_images)
         self.singles = self.single_task.get(module, datamodule, self.identity)
 
-        encoder = module.make_encoder()
         if self.fixed_tree is not None:
             tree = BranchedTree.from_dict(self.fixed_tree)
             log.info("Using the tree given in the configuration:\n%s", tree.describe())
@@ -108,7 +112,9 @@ class BranchSearchCallback(pl.Callback):
         np.save(self.output_dir / "dissimilarity.npy", dissimilarity)
         plot_affinity(affinity, module.task_names, encoder.names, self.output_dir / "affinity.png")
 
-        self.problem = self.make_problem(module, datamodule, dissimilarity)
+        self.problem = SearchProblem(
+            tuple(module.task_names), dissimilarity, block_resources, fixed_resources, limits
+        )
         self.result = self.search(self.problem)
         self.report_choice(self.result, encoder.names)
         return self.result.tree.to_dict()
@@ -141,10 +147,14 @@ class BranchSearchCallback(pl.Callback):
         )
         return affinity, dissimilarity
 
-    def make_problem(
-        self, module: MultiTaskModule, datamodule: MultiTaskDataModule, dissimilarity: np.ndarray
-    ) -> SearchProblem:
-        """Per-block and head costs of the configured encoder, and the resolved budgets."""
+    def resolve_budgets(
+        self, module: MultiTaskModule, datamodule: MultiTaskDataModule
+    ) -> tuple[dict, dict, dict]:
+        """Per-block and head costs of the configured network, and the absolute limits.
+
+        Returns ``(block_resources, fixed_resources, limits)`` as a :class:`SearchProblem`
+        takes them; raises if a budget is outside the feasible range.
+        """
         encoder = module.make_encoder()
         input_shape = (datamodule.in_channels, *datamodule.input_size)
         heads = module.make_heads(encoder)
@@ -160,23 +170,17 @@ class BranchSearchCallback(pl.Callback):
                     head(torch.zeros(1, *feature_shape))
                 head_flops += int(counter.get_total_flops())
 
-        problem = SearchProblem(
-            tasks=tuple(module.task_names),
-            dissimilarity=dissimilarity,
-            block_resources={
-                "params": encoder.block_params(),
-                "flops": encoder.block_flops(input_shape),
-            },
-            fixed_resources={"params": head_params, "flops": head_flops},
-        )
-        budgets = [self.budget] + ([self.flops_budget] if self.flops_budget else [])
-        for budget in budgets:
-            smallest = problem.resources_of([1] * problem.num_blocks)[budget.resource]
-            largest = problem.resources_of([problem.num_tasks] * problem.num_blocks)[
-                budget.resource
-            ]
-            problem.limits[budget.resource] = budget.resolve(smallest, largest)
-        return problem
+        block_resources = {
+            "params": np.asarray(encoder.block_params(), dtype=float),
+            "flops": np.asarray(encoder.block_flops(input_shape), dtype=float),
+        }
+        fixed_resources = {"params": float(head_params), "flops": float(head_flops)}
+        num_tasks, limits = len(module.task_names), {}
+        for budget in [self.budget] + ([self.flops_budget] if self.flops_budget else []):
+            per_block, fixed = block_resources[budget.resource], fixed_resources[budget.resource]
+            smallest = fixed + per_block.sum()
+            limits[budget.resource] = budget.resolve(smallest, fixed + num_tasks * per_block.sum())
+        return block_resources, fixed_resources, limits
 
     def report_choice(self, result: SearchResult, block_names: list[str]) -> None:
         """Log the decision and write ``tree.yaml`` and ``tree.png``."""
