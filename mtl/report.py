@@ -10,6 +10,14 @@ import numpy as np
 from mtl.branching.tree import BranchedTree
 
 
+def relative_gain(multi_task: float, single_task: float, higher_is_better: bool) -> float:
+    """``(-1)^l (M - S) / S`` in percent; NaN where the single-task metric is 0."""
+    if single_task == 0:
+        return float("nan")
+    sign = 1.0 if higher_is_better else -1.0
+    return 100.0 * sign * (multi_task - single_task) / abs(single_task)
+
+
 def delta_m(
     multi_task: Mapping[str, float],
     single_task: Mapping[str, float],
@@ -18,20 +26,12 @@ def delta_m(
     """Mean relative gain over single-task baselines, in percent (higher is better).
 
     ``Delta_m = 100 / T * sum_t (-1)^{l_t} (M_t - S_t) / S_t`` with ``l_t = 1`` for
-    metrics where lower is better.
+    metrics where lower is better. It is NaN when a single-task metric is 0.
     """
     if not higher_is_better:
         raise ValueError("delta_m needs at least one task")
-    gains = []
-    for task, higher in higher_is_better.items():
-        baseline = single_task[task]
-        if baseline == 0:
-            raise ValueError(
-                f"task {task!r}: single-task metric is 0, the relative gain is undefined"
-            )
-        sign = 1.0 if higher else -1.0
-        gains.append(sign * (multi_task[task] - baseline) / abs(baseline))
-    return 100.0 * float(np.mean(gains))
+    gains = [relative_gain(multi_task[t], single_task[t], h) for t, h in higher_is_better.items()]
+    return float(np.mean(gains))
 
 
 def results_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
@@ -44,6 +44,8 @@ def results_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) 
 
 
 def _fmt(value: object) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import hydra
@@ -21,7 +22,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
 
 from mtl.branching.budget import human
-from mtl.report import delta_m, results_table
+from mtl.report import delta_m, relative_gain, results_table
 from mtl.training.callbacks import BranchSearchCallback
 from mtl.training.module import MultiTaskModule
 
@@ -93,7 +94,13 @@ def report(
         branched[name] = float(metrics[key])
         single[name] = float(search_callback.singles[name].metrics[key])
         higher[name] = task.higher_is_better
-        sign = 1.0 if task.higher_is_better else -1.0
+        gain = relative_gain(branched[name], single[name], task.higher_is_better)
+        if math.isnan(gain):
+            log.warning(
+                "Task %r: the single-task %s is 0, so its relative gain is undefined",
+                name,
+                task.main_metric,
+            )
         rows.append(
             {
                 "task": name,
@@ -101,7 +108,7 @@ def report(
                 "direction": task.direction,
                 "single-task": single[name],
                 "branched": branched[name],
-                "gain %": 100.0 * sign * (branched[name] - single[name]) / abs(single[name]),
+                "gain %": None if math.isnan(gain) else gain,
             }
         )
     tree = module.tree
@@ -110,7 +117,7 @@ def report(
         "tree": tree.to_dict(),
         "parameters": module.network.num_parameters(),
         "search": None if result is None else result.to_dict(),
-        "delta_m_percent": delta_m(branched, single, higher),
+        "delta_m_percent": _finite_or_none(delta_m(branched, single, higher)),
         "delta_m_direction": "higher is better",
         "tasks": rows,
         "metrics": {k: float(v) for k, v in metrics.items()},
@@ -128,12 +135,20 @@ def report(
                 rows, ["task", "metric", "direction", "single-task", "branched", "gain %"]
             ),
             "",
-            f"Delta_m = {summary['delta_m_percent']:+.2f}% vs. single-task networks (higher is better)",
+            f"Delta_m = {_signed(summary['delta_m_percent'])}% vs. single-task networks (higher is better)",
             f"Outputs in {output_dir}",
         ]
     )
     log.info(text)
     return summary
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _signed(value: float | None) -> str:
+    return "undefined " if value is None else f"{value:+.2f}"
 
 
 def run(cfg: DictConfig) -> dict:
@@ -156,7 +171,8 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns Delta_m so that sweepers can optimise it."""
-    return run(cfg)["delta_m_percent"]
+    gain = run(cfg)["delta_m_percent"]
+    return float("nan") if gain is None else gain
 
 
 if __name__ == "__main__":
