@@ -578,7 +578,7 @@ def render_scenes(
     folder = scenes_folder(root, num_train, num_val, size, seed)
     manifest = _manifest(num_train, num_val, size, seed)
     if _is_complete(folder, manifest):
-        log.info("scenes already rendered at %s", folder)
+        log.debug("scenes already rendered at %s", folder)
         return folder
 
     started = time.perf_counter()

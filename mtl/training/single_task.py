@@ -98,6 +98,9 @@ class SingleTaskTrainer:
             )
             key = cache_key(full_identity)
             folder = self.cache_dir / key
+            # Every task's network starts from the same weights, so that differences between
+            # their representations come from the tasks, not from the initialisation.
+            pl.seed_everything(self.seed, workers=True, verbose=False)
             single = module.single_task(name)
             if (folder / "model.pt").exists() and (folder / "metrics.json").exists():
                 single.network.load_state_dict(torch.load(folder / "model.pt", map_location="cpu"))
@@ -115,7 +118,6 @@ class SingleTaskTrainer:
     def _train(
         self, single: MultiTaskModule, datamodule: MultiTaskDataModule, folder: Path
     ) -> dict[str, float]:
-        pl.seed_everything(self.seed, workers=True, verbose=False)
         datamodule.setup("fit")
         trainer = pl.Trainer(
             max_epochs=self.max_epochs,
