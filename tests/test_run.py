@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from mtl.branching.tree import BranchedTree
-from mtl.run import run
+from mtl.run import build, run
 
 DIGITS = ["+experiment=digits", "data.limit=48", "data.batch_size=16"]
 
@@ -51,6 +52,16 @@ def test_digits_end_to_end_and_cache_reuse(tiny_config, tmp_path, caplog):
     assert saved["parameters"] == tree_file["resources"]["params"]
     assert BranchedTree.from_dict(tree_file).to_dict() == saved["tree"]
     assert "Training the single-task network for 'digit'" in caplog.text
+
+    # The checkpoint carries the tree: a fresh module rebuilds the same network from it.
+    checkpoint = torch.load(
+        out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+    _, fresh, _, _ = build(tiny_config(*DIGITS, "budget=0.6"))
+    fresh.on_load_checkpoint(checkpoint)
+    fresh.load_state_dict(checkpoint["state_dict"])
+    assert fresh.tree.to_dict() == saved["tree"]
+    assert fresh.network.num_parameters() == saved["parameters"]
 
     # A second run with another budget reuses every cached single-task network.
     caplog.clear()
