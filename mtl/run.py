@@ -75,6 +75,7 @@ def build(
         output_dir=str(output_dir),
         identity=single_task_identities(cfg),
         tree=_plain(cfg.tree),
+        tradeoff=cfg.tradeoff,
     )
     checkpoints = ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0)
     loggers = [instantiate(logger) for logger in (cfg.logger or {}).values()]

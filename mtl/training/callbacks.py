@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from mtl.branching.affinity import dissimilarity_tensor
 from mtl.branching.budget import Budget, human
 from mtl.branching.search import SearchProblem, SearchResult
+from mtl.branching.tradeoff import plot_tradeoff, tradeoff_front
 from mtl.branching.tree import BranchedTree
 from mtl.data.base import MultiTaskDataModule
 from mtl.models.branched import BranchedNetwork
@@ -48,6 +49,8 @@ class BranchSearchCallback(pl.Callback):
         identity: per task, a description of everything that determines its single-task
             network (its cache key).
         tree: a fixed tree (as in ``tree.yaml``) that skips the search.
+        tradeoff: also find the best tree at every parameter budget level (``tradeoff.png``
+            and the ``tradeoff`` list in ``tree.yaml``); one search per level.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class BranchSearchCallback(pl.Callback):
         output_dir: str = ".",
         identity: Mapping[str, str] | None = None,
         tree: dict | None = None,
+        tradeoff: bool = True,
     ) -> None:
         self.search = search
         self.single_task = single_task
@@ -71,6 +75,8 @@ class BranchSearchCallback(pl.Callback):
         self.output_dir = Path(output_dir)
         self.identity = identity
         self.fixed_tree = tree
+        self.tradeoff = tradeoff
+        self.front: list[SearchResult] = []
         self.singles: dict[str, SingleTaskResult] = {}
         self.result: SearchResult | None = None
         self.problem: SearchProblem | None = None
@@ -116,6 +122,9 @@ class BranchSearchCallback(pl.Callback):
             tuple(module.task_names), dissimilarity, block_resources, fixed_resources, limits
         )
         self.result = self.search(self.problem)
+        if self.tradeoff:
+            self.front = tradeoff_front(self.problem, self.search, "params")
+            plot_tradeoff(self.front, self.output_dir / "tradeoff.png", self.result)
         self.report_choice(self.result, encoder.names)
         return self.result.tree.to_dict()
 
@@ -186,21 +195,32 @@ class BranchSearchCallback(pl.Callback):
         """Log the decision and write ``tree.yaml`` and ``tree.png``."""
         limits = ", ".join(f"{k} <= {human(v)}" for k, v in self.problem.limits.items())
         log.info(
-            "%s search: %d of %d trees fit the budget (%s); chose cost %.4f (lower is better), "
-            "%s parameters, %s FLOPs per image%s\n%s",
+            "%s search (%s; %d candidates scored, %d within budget) chose cost %.4f "
+            "(lower is better), %s parameters, %s FLOPs per image%s\n%s",
             result.algorithm,
-            result.trees_feasible,
-            result.trees_evaluated,
             limits,
+            result.trees_evaluated,
+            result.trees_feasible,
             result.cost,
             human(result.resources["params"]),
             human(result.resources["flops"]),
-            "" if result.proven_optimal else f"; lower bound {result.lower_bound:.4f}",
+            "; proven optimal"
+            if result.proven_optimal
+            else f"; not proven optimal, lower bound {result.lower_bound:.4f}",
             result.tree.describe(),
         )
         record = result.to_dict()
         record["block_names"] = list(block_names)
         record["limits"] = dict(self.problem.limits)
+        if self.front:
+            record["tradeoff"] = [
+                {
+                    "params": r.resources["params"],
+                    "cost": r.cost,
+                    "blocks": r.tree.to_dict()["blocks"],
+                }
+                for r in self.front
+            ]
         with open(self.output_dir / "tree.yaml", "w") as f:
             yaml.safe_dump(
                 json.loads(json.dumps(record)), f, sort_keys=False, default_flow_style=None
