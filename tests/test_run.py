@@ -28,6 +28,7 @@ def test_digits_end_to_end_and_cache_reuse(tiny_config, tmp_path, caplog):
         "affinity.png",
         "tree.yaml",
         "tree.png",
+        "tradeoff.png",
         "report.json",
     ):
         assert (out / name).exists(), name
@@ -68,6 +69,15 @@ def test_digits_end_to_end_and_cache_reuse(tiny_config, tmp_path, caplog):
     run(tiny_config(*DIGITS, "budget=0.9"))
     assert caplog.text.count("Reusing the cached single-task network") == len(tasks)
     assert "Training the single-task network" not in caplog.text
+
+
+def test_flops_budget_limits_the_tree(tiny_config, tmp_path):
+    run(tiny_config(*DIGITS, "budget=1.0", "flops_budget=0.45", "tradeoff=false"))
+    tree = yaml.safe_load((tmp_path / "out" / "tree.yaml").read_text())
+    assert tree["resources"]["flops"] <= tree["limits"]["flops"]
+    # The FLOP limit binds: the parameter budget alone would allow the separate networks.
+    assert tree["resources"]["params"] < tree["limits"]["params"]
+    assert not (tmp_path / "out" / "tradeoff.png").exists()
 
 
 def test_budget_outside_range_fails_before_training(tiny_config, caplog):
