@@ -124,7 +124,9 @@ class BranchSearchCallback(pl.Callback):
         self.result = self.search(self.problem)
         if self.tradeoff:
             self.front = tradeoff_front(self.problem, self.search, "params")
-            plot_tradeoff(self.front, self.output_dir / "tradeoff.png", self.result)
+            plot_tradeoff(
+                self.front, self.output_dir / "tradeoff.png", self.result, budget=limits["params"]
+            )
         self.report_choice(self.result, encoder.names)
         return self.result.tree.to_dict()
 
