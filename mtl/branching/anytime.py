@@ -103,7 +103,7 @@ class AnytimeSearch:
             raise RuntimeError(f"anytime search left the budget with {tree.copies_per_block()}")
         bound = min(bound, cost)
         proven = proven or cost <= bound + 1e-12
-        log.info(
+        log.debug(
             "anytime search: cost %.6g (lower is better), lower bound %.6g, gap %.3g%%, "
             "%d moves tried",
             cost,

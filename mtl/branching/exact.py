@@ -159,7 +159,7 @@ class ExactSearch:
 
         tree = outcome.tree
         cost = tree.cost(problem.dissimilarity)
-        log.info(
+        log.debug(
             "exact search: %d nodes, %d complete trees scored, cost %.6g (lower is better), %s",
             outcome.nodes,
             outcome.trees_completed,
