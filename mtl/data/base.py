@@ -7,10 +7,20 @@ target, named as in the task configs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytorch_lightning as pl
+from hydra.utils import to_absolute_path
 from torch.utils.data import DataLoader, Dataset, Subset
+
+from mtl.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    JointCompose,
+    build_transform,
+    check_targets,
+)
 
 
 class MultiTaskDataModule(pl.LightningDataModule):
@@ -85,3 +95,63 @@ class MultiTaskDataModule(pl.LightningDataModule):
             )
         subset = Subset(self.val_set, range(num_images))
         return self._loader(subset, shuffle=False)
+
+
+class DenseDataModule(MultiTaskDataModule):
+    """A dataset read from ``root`` with per-pixel targets and label-consistent augmentation.
+
+    Training samples are augmented (when ``augment``) by a random scale in
+    ``scale_range``, a crop back to ``input_size`` and a horizontal flip; the
+    validation split is only resized. Subclasses name the dataset, its targets
+    and their kinds, and implement :meth:`make_dataset` with :meth:`transform`.
+
+    Args:
+        root: the dataset folder (relative paths are taken from the launch directory).
+        targets: the targets to load; default all of ``known_targets``.
+        input_size: (height, width) the network sees; default ``default_input_size``.
+        batch_size: images per batch.
+        num_workers: data-loading worker processes.
+        augment: augment the training split.
+        scale_range: range of the random scale factor.
+        mean: per-channel image mean for normalisation.
+        std: per-channel image standard deviation for normalisation.
+    """
+
+    dataset_name: str = ""
+    known_targets: tuple[str, ...] = ()
+    kinds: Mapping[str, str] = {}
+    default_input_size: tuple[int, int] = (256, 256)
+
+    def __init__(
+        self,
+        root: str | Path,
+        targets: Sequence[str] | None = None,
+        input_size: Sequence[int] | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        augment: bool = True,
+        scale_range: Sequence[float] = (1.0, 1.5),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        targets = check_targets(
+            self.known_targets if targets is None else targets,
+            self.known_targets,
+            self.dataset_name,
+        )
+        super().__init__(targets, batch_size, num_workers, input_size or self.default_input_size)
+        self.root = Path(to_absolute_path(str(root)))
+        self.augment = augment
+        self.scale_range = tuple(scale_range)
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def transform(self, split: str) -> JointCompose:
+        """Resizing, augmentation on the training split only, and normalisation."""
+        return build_transform(
+            {key: self.kinds[key] for key in ("image", *self.targets)},
+            self.input_size,
+            augment=self.augment and split == "train",
+            scale_range=self.scale_range,
+            mean=self.mean,
+            std=self.std,
+        )

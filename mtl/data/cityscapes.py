@@ -21,16 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
-from hydra.utils import to_absolute_path
 from torch.utils.data import Dataset
 
-from mtl.data.base import MultiTaskDataModule
+from mtl.data.base import DenseDataModule
 from mtl.data.transforms import (
     IGNORE_INDEX,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     JointCompose,
-    build_transform,
     check_shape,
     check_targets,
     dataset_not_found,
@@ -279,51 +275,17 @@ def decode_depth(disparity_path: Path, camera_path: Path, size: tuple[int, int])
     return torch.from_numpy(disparity_to_depth(raw, baseline, fx)[None])
 
 
-class CityscapesDataModule(MultiTaskDataModule):
+class CityscapesDataModule(DenseDataModule):
     """Cityscapes train and val splits (fine annotations), resized to ``input_size``.
 
-    Training samples are augmented (when ``augment``) by a random scale in
-    ``scale_range``, a crop back to ``input_size`` and a horizontal flip; the
-    validation split is only resized.
-
-    Args:
-        root: the Cityscapes folder (relative paths are taken from the launch directory).
-        targets: any of ``semseg, instance, depth``.
-        input_size: (height, width) the network sees.
-        batch_size: images per batch.
-        num_workers: data-loading worker processes.
-        augment: augment the training split.
-        scale_range: range of the random scale factor.
-        mean: per-channel image mean for normalisation.
-        std: per-channel image standard deviation for normalisation.
+    Targets: any of ``semseg, instance, depth``; default input size 256 x 512. The
+    other arguments are those of :class:`~mtl.data.base.DenseDataModule`.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        targets: Sequence[str] = TARGETS,
-        input_size: Sequence[int] = (256, 512),
-        batch_size: int = 8,
-        num_workers: int = 0,
-        augment: bool = True,
-        scale_range: Sequence[float] = (1.0, 1.5),
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        targets = check_targets(targets, TARGETS, "Cityscapes")
-        super().__init__(targets, batch_size, num_workers, input_size)
-        self.root = Path(to_absolute_path(str(root)))
-        self.augment = augment
-        self.scale_range = tuple(scale_range)
-        self.mean, self.std = tuple(mean), tuple(std)
+    dataset_name = "Cityscapes"
+    known_targets = TARGETS
+    kinds = KINDS
+    default_input_size = (256, 512)
 
     def make_dataset(self, split: str) -> Dataset:
-        transform = build_transform(
-            {key: KINDS[key] for key in ("image", *self.targets)},
-            self.input_size,
-            augment=self.augment and split == "train",
-            scale_range=self.scale_range,
-            mean=self.mean,
-            std=self.std,
-        )
-        return CityscapesMT(self.root, split, self.targets, transform)
+        return CityscapesMT(self.root, split, self.targets, self.transform(split))

@@ -17,16 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import to_absolute_path
 from torch.utils.data import Dataset
 
-from mtl.data.base import MultiTaskDataModule
+from mtl.data.base import DenseDataModule
 from mtl.data.transforms import (
     IGNORE_INDEX,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     JointCompose,
-    build_transform,
     check_shape,
     check_targets,
     dataset_not_found,
@@ -192,52 +188,17 @@ _DECODERS = {
 }
 
 
-class NYUDDataModule(MultiTaskDataModule):
-    """NYUD_MT train and val splits, resized to ``input_size``.
+class NYUDDataModule(DenseDataModule):
+    """NYUD_MT train and val splits, resized to ``input_size`` (default 480 x 640).
 
-    Training samples are augmented (when ``augment``) by a random scale in
-    ``scale_range``, a crop back to ``input_size`` and a horizontal flip; the
-    validation split is only resized.
-
-    Args:
-        root: the NYUD_MT folder (relative paths are taken from the launch directory).
-        targets: any of ``semseg, depth, normals, edge``.
-        input_size: (height, width) the network sees.
-        batch_size: images per batch.
-        num_workers: data-loading worker processes.
-        augment: augment the training split.
-        scale_range: range of the random scale factor.
-        mean: per-channel image mean for normalisation.
-        std: per-channel image standard deviation for normalisation.
+    Targets: any of ``semseg, depth, normals, edge``. The other arguments are those
+    of :class:`~mtl.data.base.DenseDataModule`.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        targets: Sequence[str] = TARGETS,
-        input_size: Sequence[int] = (480, 640),
-        batch_size: int = 8,
-        num_workers: int = 0,
-        augment: bool = True,
-        scale_range: Sequence[float] = (1.0, 1.5),
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ) -> None:
-        super().__init__(
-            check_targets(targets, TARGETS, "NYUD"), batch_size, num_workers, input_size
-        )
-        self.root = Path(to_absolute_path(str(root)))
-        self.augment = augment
-        self.scale_range = tuple(scale_range)
-        self.mean, self.std = tuple(mean), tuple(std)
+    dataset_name = "NYUD"
+    known_targets = TARGETS
+    kinds = KINDS
+    default_input_size = (480, 640)
 
     def make_dataset(self, split: str) -> Dataset:
-        transform = build_transform(
-            {key: KINDS[key] for key in ("image", *self.targets)},
-            self.input_size,
-            augment=self.augment and split == "train",
-            scale_range=self.scale_range,
-            mean=self.mean,
-            std=self.std,
-        )
-        return NYUDMT(self.root, split, self.targets, transform)
+        return NYUDMT(self.root, split, self.targets, self.transform(split))

@@ -33,13 +33,10 @@ import torch
 from hydra.utils import to_absolute_path
 from torch.utils.data import Dataset
 
-from mtl.data.base import MultiTaskDataModule
+from mtl.data.base import DenseDataModule
 from mtl.data.transforms import (
     IGNORE_INDEX,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     JointCompose,
-    build_transform,
     check_shape,
     check_targets,
     dataset_not_found,
@@ -290,72 +287,45 @@ def decode_class_scene(path: Path) -> torch.Tensor:
     )
 
 
-class TaskonomyDataModule(MultiTaskDataModule):
-    """Taskonomy train and val buildings, resized to ``input_size``.
-
-    Training samples are augmented (when ``augment``) by a random scale in
-    ``scale_range``, a crop back to ``input_size`` and a horizontal flip; the
-    validation split is only resized.
+class TaskonomyDataModule(DenseDataModule):
+    """Taskonomy train and val buildings, resized to ``input_size`` (default 256 x 256).
 
     Args:
         root: the Taskonomy folder (relative paths are taken from the launch directory).
         buildings: ``{"train": ..., "val": ...}``, each a list of building names or
             the path of a text file with one building per line.
         targets: any of ``segment_semantic, depth_zbuffer, normal, edge_texture,
-            keypoints2d, class_scene``.
-        input_size: (height, width) the network sees.
-        batch_size: images per batch.
-        num_workers: data-loading worker processes.
-        augment: augment the training split.
-        scale_range: range of the random scale factor.
+            keypoints2d, class_scene``; default the first five.
         regression_stats: ``{target: (mean, std)}`` of the raw 16-bit regression maps.
-        mean: per-channel image mean for normalisation.
-        std: per-channel image standard deviation for normalisation.
+        **kwargs: the other arguments of :class:`~mtl.data.base.DenseDataModule`.
     """
+
+    dataset_name = "Taskonomy"
+    known_targets = TARGETS
+    kinds = KINDS
+    default_input_size = (256, 256)
 
     def __init__(
         self,
         root: str | Path,
         buildings: Mapping[str, Sequence[str] | str],
         targets: Sequence[str] = TARGETS[:5],
-        input_size: Sequence[int] = (256, 256),
-        batch_size: int = 32,
-        num_workers: int = 0,
-        augment: bool = True,
-        scale_range: Sequence[float] = (1.0, 1.5),
         regression_stats: Mapping[str, Sequence[float]] | None = None,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
+        **kwargs,
     ) -> None:
-        targets = check_targets(targets, TARGETS, "Taskonomy")
-        super().__init__(targets, batch_size, num_workers, input_size)
+        super().__init__(root, targets, **kwargs)
         missing = [split for split in ("train", "val") if split not in buildings]
         if missing:
             raise ValueError(
                 f"buildings has no {missing} entry; give buildings: {{train: [...], val: [...]}}"
             )
-        self.root = Path(to_absolute_path(str(root)))
         self.buildings = {split: buildings[split] for split in buildings}
-        self.augment = augment
-        self.scale_range = tuple(scale_range)
         self.regression_stats = {k: tuple(v) for k, v in (regression_stats or {}).items()}
-        self.mean, self.std = tuple(mean), tuple(std)
 
     def make_dataset(self, split: str) -> Dataset:
         if split not in self.buildings:
             raise ValueError(f"no buildings for split {split!r}; known: {sorted(self.buildings)}")
-        transform = build_transform(
-            {key: KINDS[key] for key in ("image", *self.targets)},
-            self.input_size,
-            augment=self.augment and split == "train",
-            scale_range=self.scale_range,
-            mean=self.mean,
-            std=self.std,
-        )
+        buildings = read_buildings(self.buildings[split])
         return TaskonomyMT(
-            self.root,
-            read_buildings(self.buildings[split]),
-            self.targets,
-            transform,
-            self.regression_stats,
+            self.root, buildings, self.targets, self.transform(split), self.regression_stats
         )
