@@ -114,14 +114,26 @@ def _unconstrained_chain_bound(bounds: np.ndarray) -> float:
     return float(best[1:].min())
 
 
-def _grid_chain_bound(problem: SearchProblem, bounds: np.ndarray, name: str) -> float:
-    """Chain bound under one limit, with resources rounded down onto a grid of cells."""
-    per_block = problem.block_resources[name]
+def _budget_grid(problem: SearchProblem, name: str) -> tuple[np.ndarray, float, int] | None:
+    """One limit's grid: per-block resources, the cell size and the number of cells.
+
+    Resources are rounded down onto cells, so a bound computed on the grid never
+    excludes a tree that fits; None when the fixed resources alone exceed the limit.
+    """
     room = problem.limits[name] * (1 + 1e-12) - problem.fixed_resources.get(name, 0.0)
     if room < 0:
-        return np.inf
+        return None
     cell = room / BUDGET_GRID_CELLS if room > 0 else 1.0
     cells = int(np.floor(room / cell)) + 1  # one cell of slack against rounding
+    return problem.block_resources[name], cell, cells
+
+
+def _grid_chain_bound(problem: SearchProblem, bounds: np.ndarray, name: str) -> float:
+    """Chain bound under one limit, with resources rounded down onto a grid of cells."""
+    grid = _budget_grid(problem, name)
+    if grid is None:
+        return np.inf
+    per_block, cell, cells = grid
     num_tasks = problem.num_tasks
 
     # best[k, c]: lowest cost of the blocks so far, ending with k copies, using c cells.
@@ -404,15 +416,10 @@ def _maximal_run_sums(rows: np.ndarray, runs: dict) -> np.ndarray:
 def _run_chain_bound(problem: SearchProblem, runs: dict, name: str | None) -> float:
     """Smallest sum of run bounds over maximal runs, under one limit on a budget grid."""
     blocks, num_tasks = problem.num_blocks, problem.num_tasks
-    if name is None:
-        per_block, cell, cells = np.zeros(blocks), 1.0, 0
-    else:
-        per_block = problem.block_resources[name]
-        room = problem.limits[name] * (1 + 1e-12) - problem.fixed_resources.get(name, 0.0)
-        if room < 0:
-            return np.inf
-        cell = room / BUDGET_GRID_CELLS if room > 0 else 1.0
-        cells = int(np.floor(room / cell)) + 1  # one cell of slack against rounding
+    grid = (np.zeros(blocks), 1.0, 0) if name is None else _budget_grid(problem, name)
+    if grid is None:
+        return np.inf
+    per_block, cell, cells = grid
     cumulative = np.concatenate([[0.0], np.cumsum(per_block)])
 
     # ending[e + 1][k, c]: lowest bound of blocks 0..e, block e with k copies, c cells used.
