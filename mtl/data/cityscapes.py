@@ -30,6 +30,7 @@ from mtl.data.transforms import (
     check_shape,
     check_targets,
     dataset_not_found,
+    missing_files,
     read_image_array,
     read_rgb,
 )
@@ -154,7 +155,7 @@ class CityscapesMT(torchvision.datasets.Cityscapes):
             paths = list(self.targets[index])
             if "depth" in self.target_keys:
                 paths += self._extra_paths(index)
-            missing += [str(Path(p).relative_to(root)) for p in paths if not Path(p).is_file()]
+            missing += missing_files(root, paths)
         if missing:
             raise dataset_not_found("Cityscapes", root, missing, _EXPECTED, _SOURCE)
 

@@ -26,6 +26,7 @@ from mtl.data.transforms import (
     check_shape,
     check_targets,
     dataset_not_found,
+    missing_files,
     read_image_array,
     read_npy,
     read_rgb,
@@ -101,12 +102,9 @@ class NYUDMT(Dataset):
         if not ids:
             raise ValueError(f"{split_file} lists no image ids; expected one id per line")
 
-        absent = [
-            str(path.relative_to(self.root))
-            for image_id in ids
-            for path in self._paths(image_id).values()
-            if not path.is_file()
-        ]
+        absent = missing_files(
+            self.root, [path for image_id in ids for path in self._paths(image_id).values()]
+        )
         if absent:
             raise dataset_not_found("NYUD_MT", self.root, absent, _EXPECTED, _SOURCE)
         return ids

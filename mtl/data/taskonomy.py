@@ -40,6 +40,7 @@ from mtl.data.transforms import (
     check_shape,
     check_targets,
     dataset_not_found,
+    missing_files,
     read_image_array,
     read_npy,
     read_rgb,
@@ -176,12 +177,9 @@ class TaskonomyMT(Dataset):
                 )
             views += [(b, p, v) for _, _, b, p, v in sorted(found)]
 
-        absent = [
-            str(path.relative_to(self.root))
-            for view in views
-            for path in self._paths(view).values()
-            if not path.is_file()
-        ]
+        absent = missing_files(
+            self.root, [path for view in views for path in self._paths(view).values()]
+        )
         if absent:
             raise dataset_not_found("Taskonomy", self.root, absent, _EXPECTED, _SOURCE)
         return views

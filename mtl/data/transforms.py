@@ -121,6 +121,11 @@ def dataset_not_found(
     )
 
 
+def missing_files(root: Path, paths: Iterable[str | Path]) -> list[str]:
+    """Those of ``paths`` that are not files, relative to ``root`` (for :func:`dataset_not_found`)."""
+    return [str(Path(p).relative_to(root)) for p in paths if not Path(p).is_file()]
+
+
 def check_targets(targets: Iterable[str], known: Iterable[str], dataset: str) -> list[str]:
     """``targets`` as a list, or an error naming the unknown ones and the allowed set."""
     targets, known = list(targets), list(known)
