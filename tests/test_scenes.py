@@ -324,4 +324,5 @@ def test_the_data_config_composes_and_instantiates(tmp_path, monkeypatch) -> Non
     data.setup("fit")
     assert data.root.parent == tmp_path / "scenes"
     assert set(data.val_set[0]) == {"image", "semseg", "depth"}
-    assert data.val_set[0]["image"].shape == (3, 64, 64)
+    assert data.val_set[0]["image"].shape == (3, *config.data.input_size)
+    assert list(config.data.input_size) == list(config.data.size)
