@@ -16,7 +16,8 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+import yaml
+from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import WandbLogger
@@ -34,6 +35,20 @@ _NOT_IDENTITY = {"num_workers", "targets"}
 
 def _plain(node) -> object:
     return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+
+def fixed_tree(value) -> dict | None:
+    """``tree=`` as plain data: inline (tasks and blocks) or the path of a ``tree.yaml``."""
+    if value is None or not isinstance(value, str):
+        return _plain(value)
+    path = Path(to_absolute_path(value))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"tree={value!r}: no such file {path}; give the tree.yaml of an earlier run "
+            "or the tree inline, e.g. 'tree={tasks: [a, b], blocks: [[[a, b]], [[a], [b]]]}'"
+        )
+    with open(path) as f:
+        return yaml.safe_load(f)
 
 
 def single_task_identities(cfg: DictConfig) -> dict[str, str]:
@@ -74,7 +89,8 @@ def build(
         pool=cfg.affinity.pool,
         output_dir=str(output_dir),
         identity=single_task_identities(cfg),
-        tree=_plain(cfg.tree),
+        tree=fixed_tree(cfg.tree),
+        seed=cfg.seed,
         tradeoff=cfg.tradeoff,
     )
     checkpoints = ModelCheckpoint(dirpath=output_dir / "checkpoints", save_last=True, save_top_k=0)

@@ -70,6 +70,13 @@ def test_digits_end_to_end_and_cache_reuse(tiny_config, tmp_path, caplog):
     assert caplog.text.count("Reusing the cached single-task network") == len(tasks)
     assert "Training the single-task network" not in caplog.text
 
+    # With the cache warm, the same settings train the same branched network as the cold run.
+    again = run(tiny_config(*DIGITS, "budget=0.6"))
+    assert again["tree"] == saved["tree"]
+    assert [row["branched"] for row in again["tasks"]] == [
+        row["branched"] for row in saved["tasks"]
+    ]
+
 
 def test_flops_budget_limits_the_tree(tiny_config, tmp_path):
     run(tiny_config(*DIGITS, "budget=1.0", "flops_budget=0.45", "tradeoff=false"))
@@ -101,6 +108,52 @@ def test_fixed_tree_skips_the_search(tiny_config, tmp_path):
     )
     assert report["tree"]["blocks"][2] == [["digit"], ["strokes"]]
     assert report["search"] is None
+    written = yaml.safe_load((tmp_path / "out" / "tree.yaml").read_text())
+    assert written["blocks"] == report["tree"]["blocks"]
+    assert written["params"] == report["parameters"]
+    assert (tmp_path / "out" / "tree.png").exists()
+
+
+TWO_TASKS = [*DIGITS, "~tasks.parity", "~tasks.large", "~tasks.edges", "~tasks.clean"]
+
+
+def test_fixed_tree_from_a_tree_file_in_another_order_and_over_budget(
+    tiny_config, tmp_path, caplog
+):
+    caplog.set_level(logging.INFO)
+    separate = {"tasks": ["strokes", "digit"], "blocks": [[["strokes"], ["digit"]]] * 4}
+    given = tmp_path / "given.yaml"
+    given.write_text(yaml.safe_dump({**separate, "cost": 0.5}))
+    report = run(tiny_config(*TWO_TASKS, f"tree={given}", "budget=0.6"))
+    assert report["tree"]["tasks"] == ["digit", "strokes"]
+    assert report["tree"]["blocks"] == [[["digit"], ["strokes"]]] * 4
+    # Two separate networks are about twice the shared one: above 60% of the separate size.
+    assert "above the budget" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("tree", "message"),
+    [
+        (
+            "{tasks: [digit, strokes], blocks: [[[digit, strokes]], [[digit], [strokes]]]}",
+            "has 2 blocks but the encoder has 4",
+        ),
+        (
+            "{tasks: [digit], blocks: [[[digit]], [[digit]], [[digit]], [[digit]]]}",
+            "not the configured tasks",
+        ),
+        (
+            "{tasks: [digit, strokes], blocks: [[[[digit, strokes]]]]}",
+            "lists of clusters of task names",
+        ),
+        ("no/such/tree.yaml", "no such file"),
+    ],
+)
+def test_a_bad_fixed_tree_fails_before_training(tiny_config, caplog, tree, message):
+    caplog.set_level(logging.INFO)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        run(tiny_config(*TWO_TASKS, f"tree={tree}"))
+    assert "Training the single-task network" not in caplog.text
 
 
 def test_command_line_as_written_in_the_readme(tmp_path):

@@ -7,7 +7,7 @@ before it, so once two tasks part they never share a block again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,13 +67,13 @@ class BranchedTree:
             members = sorted(t for c in partition for t in c)
             if members != everyone:
                 raise ValueError(
-                    f"block {b} partition {self._names(partition)} must hold every task "
+                    f"block {b + 1} partition {self._names(partition)} must hold every task "
                     f"{list(tasks)} exactly once"
                 )
             if b and not refines(partition, partitions[b - 1]):
                 raise ValueError(
-                    f"block {b} partition {self._names(partition)} does not refine block "
-                    f"{b - 1} partition {self._names(partitions[b - 1])}: tasks that parted "
+                    f"block {b + 1} partition {self._names(partition)} does not refine block "
+                    f"{b} partition {self._names(partitions[b - 1])}: tasks that parted "
                     "cannot share a deeper block"
                 )
 
@@ -109,7 +109,34 @@ class BranchedTree:
 
     @classmethod
     def from_dict(cls, data: dict) -> BranchedTree:
-        """Inverse of :meth:`to_dict`: clusters are given by task name."""
+        """Inverse of :meth:`to_dict`: clusters are given by task name.
+
+        ``data`` holds ``tasks`` (a list of names) and ``blocks`` (per block, a list of
+        clusters, each a list of task names), as ``tree.yaml`` does; other keys are ignored.
+        """
+        form = (
+            "tasks: [a, b, c] and blocks: [[[a, b, c]], [[a, b], [c]], ...] (one entry per block)"
+        )
+        if not isinstance(data, Mapping) or "tasks" not in data or "blocks" not in data:
+            raise ValueError(f"a tree needs {form}; got {data!r}")
+        blocks = data["blocks"]
+        well_formed = isinstance(blocks, Sequence) and not isinstance(blocks, str)
+        well_formed = well_formed and all(
+            isinstance(block, Sequence)
+            and not isinstance(block, str)
+            and all(
+                isinstance(c, Sequence)
+                and not isinstance(c, str)
+                and all(isinstance(n, str) for n in c)
+                for c in block
+            )
+            for block in blocks
+        )
+        if not well_formed:
+            raise ValueError(
+                f"a tree's blocks must be lists of clusters of task names: {form}; "
+                f"got blocks {blocks!r}"
+            )
         tasks = tuple(data["tasks"])
         index = {name: i for i, name in enumerate(tasks)}
         unknown = {n for block in data["blocks"] for c in block for n in c} - set(index)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from mtl.branching.affinity import dissimilarity_tensor
 from mtl.branching.budget import Budget, human
+from mtl.branching.exact import ExactSearch
 from mtl.branching.search import SearchProblem, SearchResult
 from mtl.branching.tradeoff import plot_tradeoff, tradeoff_front
 from mtl.branching.tree import BranchedTree
@@ -50,7 +51,11 @@ class BranchSearchCallback(pl.Callback):
             network (its cache key).
         tree: a fixed tree (as in ``tree.yaml``) that skips the search.
         tradeoff: also find the best tree at every parameter budget level (``tradeoff.png``
-            and the ``tradeoff`` list in ``tree.yaml``); one search per level.
+            and the ``tradeoff`` list in ``tree.yaml``); one search per level, by exact
+            branch and bound where the problem is small enough for it.
+        seed: if set, the global random state is reseeded before the branched network is
+            built, so that its training does not depend on whether the single-task
+            networks came from the cache.
     """
 
     def __init__(
@@ -65,6 +70,7 @@ class BranchSearchCallback(pl.Callback):
         identity: Mapping[str, str] | None = None,
         tree: dict | None = None,
         tradeoff: bool = True,
+        seed: int | None = None,
     ) -> None:
         self.search = search
         self.single_task = single_task
@@ -76,6 +82,7 @@ class BranchSearchCallback(pl.Callback):
         self.identity = identity
         self.fixed_tree = tree
         self.tradeoff = tradeoff
+        self.seed = seed
         self.front: list[SearchResult] = []
         self.singles: dict[str, SingleTaskResult] = {}
         self.result: SearchResult | None = None
@@ -89,6 +96,8 @@ class BranchSearchCallback(pl.Callback):
         tree = self.decide(pl_module, trainer.datamodule) if trainer.is_global_zero else None
         if trainer.world_size > 1:
             tree = trainer.strategy.broadcast(tree, src=0)
+        if self.seed is not None:
+            pl.seed_everything(self.seed, workers=True, verbose=False)
         pl_module.build(BranchedTree.from_dict(tree))
 
     # The steps --------------------------------------------------------------------------------
@@ -102,15 +111,16 @@ class BranchSearchCallback(pl.Callback):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         encoder = module.make_encoder()
         # Settings that can fail are checked before any training.
-        if self.fixed_tree is None:
-            block_resources, fixed_resources, limits = self.resolve_budgets(module, datamodule)
+        block_resources, fixed_resources = self.measure_resources(module, datamodule)
+        if self.fixed_tree is not None:
+            tree = self.check_fixed_tree(module, encoder.names, block_resources, fixed_resources)
+        else:
+            limits = self.resolve_budgets(len(module.task_names), block_resources, fixed_resources)
             datamodule.rsa_dataloader(self.num_images)
         self.singles = self.single_task.get(module, datamodule, self.identity)
 
         if self.fixed_tree is not None:
-            tree = BranchedTree.from_dict(self.fixed_tree)
             log.info("Using the tree given in the configuration:\n%s", tree.describe())
-            plot_tree(tree, encoder.names, self.output_dir / "tree.png")
             return tree.to_dict()
 
         affinity, dissimilarity = self.measure_affinity(datamodule)
@@ -123,7 +133,10 @@ class BranchSearchCallback(pl.Callback):
         )
         self.result = self.search(self.problem)
         if self.tradeoff:
-            self.front = tradeoff_front(self.problem, self.search, "params")
+            # Exact branch and bound is both faster than enumeration and proven, where it fits.
+            exact = ExactSearch(time_limit_s=None)
+            front_search = exact if self.problem.num_tasks <= exact.max_tasks else self.search
+            self.front = tradeoff_front(self.problem, front_search, "params")
             plot_tradeoff(
                 self.front, self.output_dir / "tradeoff.png", self.result, budget=limits["params"]
             )
@@ -158,13 +171,12 @@ class BranchSearchCallback(pl.Callback):
         )
         return affinity, dissimilarity
 
-    def resolve_budgets(
+    def measure_resources(
         self, module: MultiTaskModule, datamodule: MultiTaskDataModule
-    ) -> tuple[dict, dict, dict]:
-        """Per-block and head costs of the configured network, and the absolute limits.
+    ) -> tuple[dict, dict]:
+        """Parameters and FLOPs per image of one copy of each block, and of all heads.
 
-        Returns ``(block_resources, fixed_resources, limits)`` as a :class:`SearchProblem`
-        takes them; raises if a budget is outside the feasible range.
+        Returns ``(block_resources, fixed_resources)`` as a :class:`SearchProblem` takes them.
         """
         encoder = module.make_encoder()
         input_shape = (datamodule.in_channels, *datamodule.input_size)
@@ -186,12 +198,71 @@ class BranchSearchCallback(pl.Callback):
             "flops": np.asarray(encoder.block_flops(input_shape), dtype=float),
         }
         fixed_resources = {"params": float(head_params), "flops": float(head_flops)}
-        num_tasks, limits = len(module.task_names), {}
+        return block_resources, fixed_resources
+
+    def resolve_budgets(
+        self, num_tasks: int, block_resources: dict, fixed_resources: dict
+    ) -> dict:
+        """The absolute limit of every budget; raises if one is outside the feasible range."""
+        limits = {}
         for budget in [self.budget] + ([self.flops_budget] if self.flops_budget else []):
             per_block, fixed = block_resources[budget.resource], fixed_resources[budget.resource]
             smallest = fixed + per_block.sum()
             limits[budget.resource] = budget.resolve(smallest, fixed + num_tasks * per_block.sum())
-        return block_resources, fixed_resources, limits
+        return limits
+
+    def check_fixed_tree(
+        self,
+        module: MultiTaskModule,
+        block_names: list[str],
+        block_resources: dict,
+        fixed_resources: dict,
+    ) -> BranchedTree:
+        """The configured tree, checked against the tasks and the encoder; writes
+        ``tree.yaml`` and ``tree.png``, and warns when it exceeds a budget."""
+        tree = BranchedTree.from_dict(self.fixed_tree)
+        if sorted(tree.tasks) != sorted(module.task_names):
+            raise ValueError(
+                f"the given tree's tasks {list(tree.tasks)} are not the configured tasks "
+                f"{list(module.task_names)}; name each configured task once in the tree"
+            )
+        # in the configured order, which the branched network's heads follow
+        tree = BranchedTree.from_dict(
+            {"tasks": module.task_names, "blocks": tree.to_dict()["blocks"]}
+        )
+        if tree.num_blocks != len(block_names):
+            raise ValueError(
+                f"the given tree has {tree.num_blocks} blocks but the encoder has "
+                f"{len(block_names)} ({', '.join(block_names)}); give one partition per block"
+            )
+        resources = {
+            name: tree.resources(per_block, fixed_resources[name])
+            for name, per_block in block_resources.items()
+        }
+        try:
+            limits = self.resolve_budgets(tree.num_tasks, block_resources, fixed_resources)
+        except ValueError:
+            limits = {}  # a budget no tree meets; the given tree is trained regardless
+        for name, limit in limits.items():
+            if resources[name] > limit * (1 + 1e-12):
+                log.warning(
+                    "The given tree uses %s %s, above the budget of %s; it is trained as given",
+                    human(resources[name]),
+                    name,
+                    human(limit),
+                )
+        record = {
+            **tree.to_dict(),
+            "given": True,
+            "params": resources["params"],
+            "flops": resources["flops"],
+            "block_names": list(block_names),
+        }
+        with open(self.output_dir / "tree.yaml", "w") as f:
+            yaml.safe_dump(record, f, sort_keys=False, default_flow_style=None)
+        title = f"given tree, {human(resources['params'])} parameters"
+        plot_tree(tree, block_names, self.output_dir / "tree.png", title)
+        return tree
 
     def report_choice(self, result: SearchResult, block_names: list[str]) -> None:
         """Log the decision and write ``tree.yaml`` and ``tree.png``."""
