@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from scipy.stats import spearmanr
 
 from mtl.report import _pyplot
@@ -105,7 +106,19 @@ def summarize(folder: Path) -> dict[str, Any]:
 
 
 class SweepSummary(Callback):
-    """Hydra callback: summarise the sweep folder when a multirun ends."""
+    """Hydra callback: summarise the sweep folder after every job of a multirun and at its end.
+
+    Summarising after each job keeps ``sweep.csv`` and ``sweep.png`` current while the
+    sweep runs, and keeps them when a later job fails and Hydra stops with its error.
+    """
+
+    def on_job_end(self, config, job_return=None, **kwargs: Any) -> None:
+        hydra_node = config.get("hydra") if hasattr(config, "get") else None
+        if hydra_node is None or str(hydra_node.get("mode")) != str(RunMode.MULTIRUN):
+            return
+        folder = Path(hydra_node.sweep.dir)
+        if any(folder.rglob("report.json")):
+            summarize(folder)
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         folder = Path(config.hydra.sweep.dir)

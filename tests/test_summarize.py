@@ -1,6 +1,10 @@
 """Sweep summaries from report.json files."""
 
+import csv
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +36,39 @@ def test_rows_csv_figure_and_rank_correlation(tmp_path):
 def test_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "no report.json" in capsys.readouterr().err
+
+
+def test_a_sweep_with_a_failing_job_keeps_the_summary_of_the_others(tmp_path):
+    """A real Hydra multirun: the second budget is infeasible, the first run is summarised."""
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        "-m",
+        "mtl.run",
+        "-m",
+        "budget=0.6,1000",
+        "+experiment=digits",
+        "data.limit=48",
+        "data.batch_size=16",
+        "logger=csv",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "affinity.num_images=16",
+        "tradeoff=false",
+        f"cache_dir={tmp_path / 'cache'}",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+    assert done.returncode != 0  # Hydra reports the failed job
+    assert "feasible range" in done.stderr
+    with open(sweep / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["run"] for row in rows] == ["0"]
+    assert (sweep / "sweep.png").exists()
