@@ -95,12 +95,17 @@ def load_dissimilarity(path: str, affinity: bool) -> np.ndarray:
     file = Path(path)
     if not file.is_file():
         raise InputError(f"tensor file not found: {path}")
+    with open(file, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise InputError(
+            f"{path} is not a .npy file: save the one tensor with numpy.save "
+            "(a text file or an .npz archive is not read)"
+        )
     try:
         tensor = np.load(file, allow_pickle=False)
     except (ValueError, OSError) as error:
         raise InputError(f"cannot read {path} as a .npy array: {error}") from None
-    if not isinstance(tensor, np.ndarray):
-        raise InputError(f"{path} is not a single .npy array (an .npz archive?)")
     if not np.issubdtype(tensor.dtype, np.number):
         raise InputError(f"{path} holds {tensor.dtype} values, not numbers")
     kind = "affinity" if affinity else "dissimilarity"
@@ -144,11 +149,14 @@ def build_problem(args: argparse.Namespace) -> SearchProblem:
     tasks = [f"t{i}" for i in range(num_tasks)]
     if args.tasks is not None:
         tasks = [name.strip() for name in args.tasks.split(",")]
-        if len(tasks) != num_tasks or not all(tasks) or len(set(tasks)) != len(tasks):
+        if len(tasks) != num_tasks or not all(tasks):
             raise InputError(
                 f"--tasks names {len(tasks)} tasks ({args.tasks!r}) but the tensor has "
                 f"{num_tasks}; give {num_tasks} distinct names"
             )
+        repeated = sorted({name for name in tasks if tasks.count(name) > 1})
+        if repeated:
+            raise InputError(f"--tasks names {repeated} more than once; give distinct names")
 
     block_resources = {"params": parse_amounts(args.block_params, "--block-params")}
     fixed = {"params": float(parse_amounts(args.head_params, "--head-params")[0])}

@@ -129,7 +129,13 @@ def broken(tmp_path, d, kind):
     elif kind == "range":
         bad[2, 0, 1] = bad[2, 1, 0] = 3.0
     path = tmp_path / f"{kind}.npy"
-    np.save(path, bad)
+    if kind == "text":
+        np.savetxt(path, d.reshape(len(d), -1))
+    elif kind == "npz":
+        with open(path, "wb") as f:
+            np.savez(f, d=d)
+    else:
+        np.save(path, bad)
     return path
 
 
@@ -140,7 +146,11 @@ def broken(tmp_path, d, kind):
         ("asymmetric", [], "symmetric"),
         ("shape", [], "shape (blocks, tasks, tasks)"),
         ("range", [], "[0, 2]"),
+        ("text", [], "is not a .npy file"),
+        ("npz", [], "is not a .npy file"),
         ("ok", ["--tasks", "a,b"], "give 5 distinct names"),
+        ("ok", ["--tasks", "a,b,a,c,b"], "['a', 'b'] more than once"),
+        ("ok", ["--budget", "-0.5"], "must be positive"),
         ("ok", ["--search", "greedy"], "unknown --search"),
         ("ok", ["--flops-budget", "0.5"], "needs --block-flops"),
         ("ok", ["--budget", "1x"], "cannot read params budget"),
