@@ -75,7 +75,12 @@ def plot_affinity(
         if len(tasks) <= 8:
             for s in range(len(tasks)):
                 for t in range(len(tasks)):
-                    ax.text(t, s, f"{affinity[d, s, t]:.2f}", ha="center", va="center", fontsize=7)
+                    value = affinity[d, s, t]
+                    # light text on the dark ends of the colour map
+                    color = "white" if abs(value) > 0.6 else "black"
+                    ax.text(
+                        t, s, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color
+                    )
     fig.colorbar(
         image, ax=axes[0].tolist(), label="affinity (RSA Spearman, higher = more similar)"
     )

@@ -16,8 +16,10 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from matplotlib.ticker import FuncFormatter
 from scipy.stats import spearmanr
 
+from mtl.branching.budget import human
 from mtl.report import _pyplot
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ def summarize(folder: Path) -> dict[str, Any]:
     ax.scatter([r["parameters"] for r in rows], [r["delta_m_percent"] for r in rows])
     ax.axhline(0, color="gray", lw=0.8)
     ax.set_xlabel("parameters of the branched network")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: human(value)))
     ax.set_ylabel("Delta_m vs. single-task, % (higher is better)")
     ax.set_title("performance vs. parameters")
     if with_cost:
