@@ -202,3 +202,15 @@ def test_copy_count_vectors_are_all_nondecreasing_vectors():
         expected = list(itertools.combinations_with_replacement(range(1, tasks + 1), blocks))
         assert [tuple(r) for r in rows] == expected
         assert len(rows) == count_copy_vectors(tasks, blocks)
+
+
+def test_statistics_count_the_initial_tree_as_scored():
+    # Identical tasks: the greedy starting tree costs 0, which the root bound proves optimal
+    # before any other tree is completed; it was still scored and fits.
+    problem = SearchProblem(
+        ("a", "b", "c"), np.zeros((3, 3, 3)), {"params": np.ones(3)}, {"params": 0.0}
+    )
+    result = ExactSearch()(problem)
+    assert result.cost == 0.0 and result.proven_optimal
+    assert result.trees_evaluated >= 1 and result.trees_feasible >= 1
+    assert problem.fits(result.tree.copies_per_block())

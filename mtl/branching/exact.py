@@ -122,7 +122,9 @@ def branch_and_bound(
     lower_bound = cost if finished else min(cost, max(search.root_bound, search.open_bound))
     proven = finished or lower_bound >= cost - _TOLERANCE
     lower_bound = cost if proven else lower_bound
-    return BranchAndBoundOutcome(tree, lower_bound, proven, search.nodes, search.trees_completed)
+    # The initial tree was scored too; when the bounds prove it optimal it is the only one.
+    scored = search.trees_completed + 1
+    return BranchAndBoundOutcome(tree, lower_bound, proven, search.nodes, scored)
 
 
 class ExactSearch:
