@@ -116,10 +116,9 @@ class SweepSummary(Callback):
     """
 
     def on_job_end(self, config, job_return=None, **kwargs: Any) -> None:
-        hydra_node = config.get("hydra") if hasattr(config, "get") else None
-        if hydra_node is None or str(hydra_node.get("mode")) != str(RunMode.MULTIRUN):
+        if config.hydra.mode != RunMode.MULTIRUN:
             return
-        folder = Path(hydra_node.sweep.dir)
+        folder = Path(config.hydra.sweep.dir)
         if any(folder.rglob("report.json")):
             summarize(folder)
 
